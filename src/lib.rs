@@ -1,0 +1,1 @@
+//! CastBrick Push (skeleton; filled in by the core commit).
