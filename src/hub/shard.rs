@@ -1,0 +1,307 @@
+//! A hub shard: one task that owns a slice of the open streams and fans events out to them.
+//!
+//! Streams are assigned to shards by `shard_of` (in `hub`); a shard sees its messages in one
+//! FIFO queue, in exactly the order the sequencer emitted them, so every stream receives its
+//! events in strictly increasing id order even when publishes to its different channels race.
+//!
+//! Fan-out policy: a frame is offered to each subscriber with a non-blocking push; a subscriber
+//! whose queue is over `max_queue_bytes` is disconnected (`slow_consumer`) and resumes with
+//! Last-Event-ID. The shard never waits on a client. Heartbeats and token expiry are one sweep
+//! per shard every `SWEEP_INTERVAL`, not a timer per connection.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use slab::Slab;
+use tokio::sync::{mpsc, oneshot};
+
+use super::subscriber::{CloseReason, Push, Subscriber};
+use super::table::{table_of, ChannelId};
+use super::Shared;
+use crate::sse::frame::{EXPIRED, HEARTBEAT, REVOKED};
+
+/// How often a shard checks heartbeats and expiries.
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Counts the streams that took one publish, across every shard it was sent to.
+pub struct Ack {
+    remaining: AtomicU32,
+    delivered: AtomicU32,
+    done: Mutex<Option<oneshot::Sender<u32>>>,
+}
+
+impl Ack {
+    pub fn new(shards: usize) -> (Arc<Ack>, oneshot::Receiver<u32>) {
+        let (tx, rx) = oneshot::channel();
+        let ack = Ack {
+            remaining: AtomicU32::new(shards as u32),
+            delivered: AtomicU32::new(0),
+            done: Mutex::new(Some(tx)),
+        };
+        (Arc::new(ack), rx)
+    }
+
+    fn finish(&self, delivered: u32) {
+        self.delivered.fetch_add(delivered, Ordering::AcqRel);
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(tx) = self.done.lock().take() {
+                let _ = tx.send(self.delivered.load(Ordering::Acquire));
+            }
+        }
+    }
+}
+
+pub enum ShardMsg {
+    Deliver {
+        channel: ChannelId,
+        frame: Bytes,
+        ack: Arc<Ack>,
+    },
+    Add {
+        sub: Arc<Subscriber>,
+        channels: Box<[ChannelId]>,
+        expires_at_secs: u64,
+        now_ms: u64,
+    },
+    Remove(Arc<Subscriber>),
+    /// Close every stream of `user_id` (operator revocation); replies with how many.
+    CloseUser {
+        user_id: String,
+        reply: oneshot::Sender<usize>,
+    },
+    Shutdown,
+}
+
+struct Local {
+    sub: Arc<Subscriber>,
+    channels: Box<[ChannelId]>,
+    expires_at_secs: u64,
+    last_ms: u64,
+}
+
+/// Shard-local counters, read by metrics without locking the shard.
+#[derive(Default)]
+pub struct ShardStats {
+    pub streams: AtomicU64,
+    pub channels: AtomicU64,
+}
+
+pub struct Shard {
+    index: u16,
+    shared: Arc<Shared>,
+    streams: Slab<Local>,
+    by_channel: HashMap<ChannelId, Vec<u32>>,
+    now_ms: u64,
+}
+
+impl Shard {
+    pub fn new(index: u16, shared: Arc<Shared>) -> Self {
+        Shard {
+            index,
+            shared,
+            streams: Slab::new(),
+            by_channel: HashMap::new(),
+            now_ms: crate::id::unix_ms(),
+        }
+    }
+
+    /// Runs until `Shutdown`, then closes every stream it owns.
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ShardMsg>) {
+        let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut batch = Vec::with_capacity(256);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, 256) => {
+                    if n == 0 {
+                        break;
+                    }
+                    self.now_ms = crate::id::unix_ms();
+                    for msg in batch.drain(..) {
+                        if !self.handle(msg) {
+                            self.close_all(CloseReason::Shutdown);
+                            return;
+                        }
+                    }
+                }
+                _ = sweep.tick() => self.sweep(),
+            }
+        }
+        self.close_all(CloseReason::Shutdown);
+    }
+
+    fn handle(&mut self, msg: ShardMsg) -> bool {
+        match msg {
+            ShardMsg::Deliver {
+                channel,
+                frame,
+                ack,
+            } => {
+                let n = self.deliver(channel, frame);
+                ack.finish(n);
+            }
+            ShardMsg::Add {
+                sub,
+                channels,
+                expires_at_secs,
+                now_ms,
+            } => {
+                let slot = self.streams.insert(Local {
+                    sub: sub.clone(),
+                    channels: channels.clone(),
+                    expires_at_secs,
+                    last_ms: now_ms,
+                }) as u32;
+                sub.slot.store(slot, Ordering::Release);
+                for ch in channels.iter() {
+                    self.by_channel.entry(*ch).or_default().push(slot);
+                }
+                self.publish_stats();
+            }
+            ShardMsg::Remove(sub) => {
+                let slot = sub.slot();
+                if self
+                    .streams
+                    .get(slot as usize)
+                    .is_some_and(|l| Arc::ptr_eq(&l.sub, &sub))
+                {
+                    self.remove(slot);
+                }
+            }
+            ShardMsg::CloseUser { user_id, reply } => {
+                let slots: Vec<u32> = self
+                    .streams
+                    .iter()
+                    .filter(|(_, l)| l.sub.info.user_id.as_deref() == Some(user_id.as_str()))
+                    .map(|(k, _)| k as u32)
+                    .collect();
+                let mut n = 0;
+                for slot in slots {
+                    if self.streams[slot as usize]
+                        .sub
+                        .close_with(Some(REVOKED.clone()), CloseReason::Revoked)
+                    {
+                        self.shared.metrics.stream_closed(CloseReason::Revoked);
+                        n += 1;
+                    }
+                    self.remove(slot);
+                }
+                let _ = reply.send(n);
+            }
+            ShardMsg::Shutdown => return false,
+        }
+        true
+    }
+
+    /// Offers `frame` to every stream of this shard on `channel`; returns how many queued it.
+    fn deliver(&mut self, channel: ChannelId, frame: Bytes) -> u32 {
+        let Some(slots) = self.by_channel.get(&channel) else {
+            return 0;
+        };
+        let limit = self.shared.max_queue_bytes;
+        let mut delivered = 0;
+        let mut slow = Vec::new();
+        for &slot in slots {
+            let local = &mut self.streams[slot as usize];
+            match local.sub.push(frame.clone(), limit) {
+                Push::Queued => {
+                    delivered += 1;
+                    local.last_ms = self.now_ms;
+                }
+                Push::Full => slow.push(slot),
+                Push::Closed => {}
+            }
+        }
+        for slot in slow {
+            self.shared.metrics.stream_closed(CloseReason::SlowConsumer);
+            self.remove(slot);
+        }
+        self.shared
+            .metrics
+            .deliveries
+            .fetch_add(delivered as u64, Ordering::Relaxed);
+        delivered
+    }
+
+    /// Heartbeats for streams quiet for (almost) the heartbeat interval; closes expired ones.
+    fn sweep(&mut self) {
+        self.now_ms = crate::id::unix_ms();
+        let now_secs = self.now_ms / 1000;
+        // Send a little early so that, with the sweep's own granularity, no gap exceeds the interval.
+        let quiet_ms = self
+            .shared
+            .heartbeat_ms
+            .saturating_sub(2 * SWEEP_INTERVAL.as_millis() as u64)
+            .max(1);
+        let mut gone = Vec::new();
+        for (slot, local) in self.streams.iter_mut() {
+            if local.expires_at_secs <= now_secs {
+                if local
+                    .sub
+                    .close_with(Some(EXPIRED.clone()), CloseReason::Expired)
+                {
+                    self.shared.metrics.stream_closed(CloseReason::Expired);
+                }
+                gone.push(slot as u32);
+            } else if self.now_ms.saturating_sub(local.last_ms) >= quiet_ms {
+                local.last_ms = self.now_ms;
+                if local
+                    .sub
+                    .push(HEARTBEAT.clone(), self.shared.max_queue_bytes)
+                    == Push::Full
+                {
+                    self.shared.metrics.stream_closed(CloseReason::SlowConsumer);
+                    gone.push(slot as u32);
+                }
+            }
+        }
+        for slot in gone {
+            self.remove(slot);
+        }
+    }
+
+    /// Drops a stream from this shard's tables and from the channel table's counts.
+    fn remove(&mut self, slot: u32) {
+        let local = self.streams.remove(slot as usize);
+        for ch in local.channels.iter() {
+            if let Some(list) = self.by_channel.get_mut(ch) {
+                if let Some(i) = list.iter().position(|s| *s == slot) {
+                    list.swap_remove(i);
+                }
+                if list.is_empty() {
+                    self.by_channel.remove(ch);
+                }
+            }
+        }
+        for name in local.sub.info.channels.iter() {
+            self.shared.tables[table_of(name)]
+                .lock()
+                .count_sub(name, self.index, -1);
+        }
+        self.publish_stats();
+    }
+
+    fn close_all(&mut self, reason: CloseReason) {
+        let slots: Vec<u32> = self.streams.iter().map(|(k, _)| k as u32).collect();
+        for slot in slots {
+            if self.streams[slot as usize].sub.close(reason) {
+                self.shared.metrics.stream_closed(reason);
+            }
+            self.remove(slot);
+        }
+    }
+
+    fn publish_stats(&self) {
+        let stats = &self.shared.shard_stats[self.index as usize];
+        stats
+            .streams
+            .store(self.streams.len() as u64, Ordering::Relaxed);
+        stats
+            .channels
+            .store(self.by_channel.len() as u64, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,375 @@
+//! The accept loop and the per-connection protocol choice.
+//!
+//! Each connection's first bytes decide its path:
+//! - `GET /push/stream` on HTTP/1.x that passes every check is served by this module directly:
+//!   the response head and frames go out through `sse::writer`, and the request buffer is freed
+//!   before the stream settles into waiting. This is the path that keeps an idle stream small.
+//! - Everything else (other endpoints, HTTP/2 prior knowledge, and stream requests that fail a
+//!   check, so the error comes from the one error path) is handed to hyper with the bytes
+//!   already read put back in front of the socket.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+
+use crate::broker::MemoryBroker;
+use crate::config::{Config, ConfigError};
+use crate::http::{self, stream::StreamHead, AppState};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::sse::writer;
+
+/// Longest request head read before the protocol is chosen.
+pub const MAX_HEAD_BYTES: usize = 16 << 10;
+/// Time a client gets to send its request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for open connections to finish after shutdown starts.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+const STREAM_PREFIX: &[u8] = b"GET /push/stream";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("listener: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Runs the whole server on `listener` until `shutdown` resolves, then drains: new streams are
+/// refused, every stream is closed after flushing what is queued, and hyper connections finish
+/// their requests (bounded by `DRAIN_TIMEOUT`).
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    config.validate()?;
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(&config, metrics.clone());
+    let broker = Arc::new(MemoryBroker::new(hub.clone()));
+    let state = Arc::new(AppState::new(config, hub.clone(), broker, metrics));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let conns = Arc::new(ConnCount::default());
+
+    let evictor = {
+        let hub = hub.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => hub.evict_expired(),
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let guard = conns.enter();
+                    let state = state.clone();
+                    let stop = stop_rx.clone();
+                    tokio::spawn(async move {
+                        connection(state, socket, peer, stop).await;
+                        drop(guard);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+
+    tracing::info!("shutting down: draining streams");
+    drop(listener);
+    state.draining.store(true, Ordering::Relaxed);
+    hub.shutdown();
+    let _ = stop_tx.send(true);
+    evictor.abort();
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, conns.idle()).await;
+    Ok(())
+}
+
+#[derive(Default)]
+struct ConnCount {
+    open: AtomicUsize,
+    notify: Notify,
+}
+
+struct ConnGuard(Arc<ConnCount>);
+
+impl ConnCount {
+    fn enter(self: &Arc<Self>) -> ConnGuard {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        ConnGuard(self.clone())
+    }
+
+    async fn idle(&self) {
+        loop {
+            let n = self.notify.notified();
+            if self.open.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            n.await;
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.notify.notify_waiters();
+        }
+    }
+}
+
+enum Sniffed {
+    /// A complete HTTP/1 head for `GET /push/stream`; its length.
+    StreamHead(usize),
+    /// Anything else: let hyper read it.
+    Other,
+    Closed,
+}
+
+async fn connection(
+    state: Arc<AppState>,
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) {
+    let _ = socket.set_nodelay(true);
+    let mut buf = BytesMut::with_capacity(1024);
+    let sniffed = match tokio::time::timeout(HEAD_TIMEOUT, sniff(&mut socket, &mut buf)).await {
+        Ok(Ok(s)) => s,
+        _ => return,
+    };
+    match sniffed {
+        Sniffed::Closed => {}
+        Sniffed::StreamHead(len) => {
+            if let Some(batch) = raw_stream(&state, &buf[..len], peer) {
+                drop(buf);
+                let hub = state.hub.clone();
+                let sub = batch.0;
+                drop(state);
+                writer::serve(socket, hub, sub, batch.1).await;
+            } else {
+                Box::pin(serve_hyper(
+                    state,
+                    Rewind::new(buf.freeze(), socket),
+                    peer,
+                    stop,
+                ))
+                .await;
+            }
+        }
+        Sniffed::Other => {
+            Box::pin(serve_hyper(
+                state,
+                Rewind::new(buf.freeze(), socket),
+                peer,
+                stop,
+            ))
+            .await
+        }
+    }
+}
+
+/// Reads just enough to choose a path.
+async fn sniff(socket: &mut TcpStream, buf: &mut BytesMut) -> io::Result<Sniffed> {
+    loop {
+        if socket.read_buf(buf).await? == 0 {
+            return Ok(if buf.is_empty() {
+                Sniffed::Closed
+            } else {
+                Sniffed::Other
+            });
+        }
+        let n = buf.len().min(STREAM_PREFIX.len());
+        if buf[..n] != STREAM_PREFIX[..n] {
+            return Ok(Sniffed::Other); // includes the HTTP/2 preface, detected by hyper
+        }
+        if n == STREAM_PREFIX.len() {
+            if let Some(end) = find_head_end(buf) {
+                return Ok(Sniffed::StreamHead(end));
+            }
+            if buf.len() > MAX_HEAD_BYTES {
+                return Ok(Sniffed::Other);
+            }
+        }
+    }
+}
+
+fn find_head_end(b: &[u8]) -> Option<usize> {
+    b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+}
+
+/// Parses and checks a raw stream request; `Some((subscriber, head + preamble))` if it can be
+/// served on the raw path, `None` to let hyper answer it (errors, odd requests).
+fn raw_stream(
+    state: &AppState,
+    head: &[u8],
+    peer: SocketAddr,
+) -> Option<(Arc<crate::hub::subscriber::Subscriber>, Vec<Bytes>)> {
+    let mut headers = [httparse::EMPTY_HEADER; 48];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let path = req.path?;
+    let (route, query) = match path.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (path, None),
+    };
+    if route != "/push/stream" {
+        return None;
+    }
+    let mut sh = StreamHead {
+        query,
+        ..StreamHead::default()
+    };
+    for h in req.headers.iter() {
+        let value = std::str::from_utf8(h.value).ok();
+        if h.name.eq_ignore_ascii_case("authorization") {
+            sh.authorization = value;
+        } else if h.name.eq_ignore_ascii_case("last-event-id") {
+            sh.last_event_id = value;
+        } else if h.name.eq_ignore_ascii_case("origin") {
+            sh.origin = value;
+        } else if h.name.eq_ignore_ascii_case("upgrade")
+            || h.name.eq_ignore_ascii_case("transfer-encoding")
+            || (h.name.eq_ignore_ascii_case("content-length") && h.value != b"0")
+        {
+            return None; // unusual for a stream request: hyper handles it properly
+        }
+    }
+    let opened = http::stream::open(state, &sh, Some(peer), false).ok()?;
+    let sub = opened.subscription?;
+    let mut batch = Vec::with_capacity(1 + sub.preamble.len());
+    batch.push(http::stream::raw_head(opened.allow_origin.as_deref()));
+    batch.extend(sub.preamble);
+    Some((sub.subscriber, batch))
+}
+
+async fn serve_hyper(
+    state: Arc<AppState>,
+    io: Rewind,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let svc = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(http::handle(state, req, Some(peer)).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn).await;
+        }
+    }
+}
+
+/// A socket with bytes already read put back in front of it.
+struct Rewind {
+    pre: Bytes,
+    inner: TcpStream,
+}
+
+impl Rewind {
+    fn new(pre: Bytes, inner: TcpStream) -> Self {
+        Rewind { pre, inner }
+    }
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.pre.is_empty() {
+            let n = self.pre.len().min(out.remaining());
+            out.put_slice(&self.pre[..n]);
+            self.pre.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, out)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        b: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, b)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        b: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, b)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Raises the soft open-files limit to the hard limit (each stream is one descriptor).
+pub fn raise_nofile_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+            if r.rlim_cur < r.rlim_max {
+                r.rlim_cur = r.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            }
+            return r.rlim_cur;
+        }
+    }
+    0
+}
