@@ -29,7 +29,9 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error("request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    #[error("Content-Type must be application/json")]
+    #[error(
+        "Content-Type must be application/json (with curl: -H 'Content-Type: application/json')"
+    )]
     UnsupportedMediaType,
     #[error("the server is shutting down")]
     ShuttingDown,
