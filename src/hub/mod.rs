@@ -304,9 +304,12 @@ impl Hub {
                 // Ids from before this (memory-only) process started, or never issued by it,
                 // cannot be vouched for.
                 let known = after.timestamp_ms() >= inner.started_ms && after <= last_issued;
+                // With replay off nothing records which channels had events, so only a resume
+                // from the newest id issued is known to have missed nothing.
+                let recorded = inner.retention.capacity > 0 || after == last_issued;
                 Some(frame::ResumeReport {
                     replayed: replay.len(),
-                    complete: complete && known,
+                    complete: complete && known && recorded,
                 })
             }
         };
