@@ -6,9 +6,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  DOCS_DIR,
+  REPO_ROOT,
+  SCREENSHOT_DIR,
   gate,
   gatedTest,
+  issueToken,
   launchChromium,
   missingChromium,
   missingCommand,
@@ -105,6 +107,7 @@ function onlyTalksTo(origin, requests) {
 describe('Developer Console in Chromium', () => {
   before(async () => {
     if (!canRun) return;
+    fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
     server = await startServer();
     browser = await launchChromium();
   });
@@ -147,7 +150,7 @@ describe('Developer Console in Chromium', () => {
       assert.deepEqual(errors, []);
 
       await page.evaluate(() => window.scrollTo(0, 0));
-      await page.screenshot({ path: path.join(DOCS_DIR, 'console-live.png') });
+      await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'console-live.png') });
     } finally {
       await context.close();
     }
@@ -186,7 +189,7 @@ describe('Developer Console in Chromium', () => {
       assert.deepEqual(connects[1], { channels: ['snippet-js'], replayed: 1, complete: true });
 
       onlyTalksTo(proxy.origin, requests);
-      await page.locator('.snippets').screenshot({ path: path.join(DOCS_DIR, 'console-snippets.png') });
+      await page.locator('.snippets').screenshot({ path: path.join(SCREENSHOT_DIR, 'console-snippets.png') });
     } finally {
       await proc?.kill();
       if (tmp) fs.rmSync(tmp.dir, { recursive: true, force: true });
@@ -255,7 +258,7 @@ describe('Developer Console in Chromium', () => {
       // Chromium itself logs the cut stream (net::ERR_...); the page must log nothing else.
       assert.deepEqual(errors.filter((e) => !/net::ERR_/.test(e)), []);
       await page.evaluate(() => window.scrollTo(0, 0));
-      await page.screenshot({ path: path.join(DOCS_DIR, 'console-reconnect.png') });
+      await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'console-reconnect.png') });
     } finally {
       await context.close();
       await proxy.close();
@@ -362,6 +365,60 @@ describe('Developer Console in Chromium', () => {
       assert.ok(!/\bevent\.event\b/.test(dart), 'the spec sample bug (undefined `event`) must not be copied');
     } finally {
       await context.close();
+    }
+  });
+
+  it('the EventSource example in docs/clients.md resumes across drops and token expiry', async () => {
+    const doc = fs.readFileSync(path.join(REPO_ROOT, 'docs/clients.md'), 'utf8');
+    const block = [...doc.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]).find((b) => b.includes('new EventSource'));
+    assert.ok(block, 'docs/clients.md has an EventSource example');
+    const proxy = await startProxy(server.port);
+    const { context, page } = await openConsole(proxy.origin);
+    let tokenCalls = 0;
+    // The example asks "your backend" for a token at /api/push-token; play that backend here.
+    await page.route(`${proxy.origin}/api/push-token`, async (route) => {
+      tokenCalls++;
+      const t = await issueToken(server, ['es-chan'], { ttlSeconds: 3 });
+      await route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(t) });
+    });
+    try {
+      const code = block
+        .replace(/const BASE_URL = .*;/, `const BASE_URL = ${JSON.stringify(proxy.origin)};`)
+        .replace(/const EVENT_NAMES = .*;/, "const EVENT_NAMES = ['tick'];");
+      await page.evaluate(`(() => {
+        ${code}
+        window.__got = [];
+        window.__gaps = [];
+        window.__stop = subscribe((name, data, id) => window.__got.push(data.n), (info) => window.__gaps.push(info));
+      })()`);
+      const got = () => page.evaluate(() => window.__got);
+      await waitFor(async () => proxy.open > 0, 'the EventSource connection');
+      await sleep(300);
+      await publish(server, 'es-chan', 'tick', { n: 0 });
+      await waitFor(async () => (await got()).length === 1, 'the first event');
+
+      // A network drop: the browser reconnects by itself, sending Last-Event-ID.
+      proxy.refuse(true);
+      proxy.dropAll();
+      await publish(server, 'es-chan', 'tick', { n: 1 });
+      await sleep(200);
+      proxy.refuse(false);
+      await waitFor(async () => (await got()).length === 2, 'the event missed during the drop', 15000);
+
+      // Token expiry (TTL 3 s): `expired`, a new token, lastEventId in the query.
+      for (let n = 2; n < 60; n++) {
+        await publish(server, 'es-chan', 'tick', { n });
+        await sleep(100);
+      }
+      await waitFor(async () => (await got()).length >= 60, 'all 60 events', 15000);
+      await sleep(200);
+      assert.deepEqual(await got(), [...Array(60).keys()]);
+      assert.ok(tokenCalls >= 2, `token fetched ${tokenCalls} times`);
+      assert.deepEqual(await page.evaluate(() => window.__gaps), []);
+      await page.evaluate(() => window.__stop());
+    } finally {
+      await context.close();
+      await proxy.close();
     }
   });
 

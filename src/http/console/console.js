@@ -196,6 +196,7 @@ function subscribe(channels, { userId, ttlSeconds, lastEventId }) {
   state.subs.set(sub.id, sub);
   renderSubs();
 
+  let tokenNote = '';
   const setStatus = (text, cls, more) => {
     status.textContent = text;
     status.className = `pill pill--${cls}`;
@@ -212,7 +213,8 @@ function subscribe(channels, { userId, ttlSeconds, lastEventId }) {
       try {
         const t = await api('/push/tokens', body);
         log('token', { sub, text: `Token issued, expires at ${new Date(t.expiresAt).toLocaleString()}.` });
-        detail.textContent = `Token expires ${new Date(t.expiresAt).toLocaleTimeString()}`;
+        tokenNote = `Token expires ${new Date(t.expiresAt).toLocaleTimeString()}`;
+        detail.textContent = tokenNote;
         return t;
       } catch (err) {
         log('error', { sub, text: `Token request failed: ${err.message}` });
@@ -241,7 +243,7 @@ function subscribe(channels, { userId, ttlSeconds, lastEventId }) {
       log('event', { name, sub, id, data });
     },
     onStatus(s, d) {
-      if (s === 'open') setStatus('open', 'open', null);
+      if (s === 'open') setStatus('open', 'open', tokenNote);
       else if (s === 'connecting') setStatus('connecting', 'connecting', null);
       else if (s === 'reconnecting') {
         const why = d.reason ? d.reason.replace(/_/g, ' ') : 'reconnect';
@@ -257,7 +259,8 @@ function subscribe(channels, { userId, ttlSeconds, lastEventId }) {
       // HTTP and network errors are followed by a 'reconnecting' status; show the cause too.
       if (err && err.name === 'AbortError') return;
       if (err instanceof ApiError) return; // already logged by getToken above
-      log('error', { sub, text: String(err && err.message ? err.message : err) });
+      const message = String(err && err.message ? err.message : err);
+      log('error', { sub, text: err && err.status ? message : `Connection problem: ${message}` });
     },
   });
 

@@ -282,4 +282,11 @@ export async function launchChromium() {
   });
 }
 
-export const DOCS_DIR = path.join(REPO_ROOT, 'docs');
+/**
+ * Where the Console screenshots go: CASTBRICK_SCREENSHOT_DIR (relative to the repo root), or a
+ * temporary folder so that a test run leaves the committed docs/console-*.png alone. Refresh
+ * the docs with CASTBRICK_SCREENSHOT_DIR=docs.
+ */
+export const SCREENSHOT_DIR = process.env.CASTBRICK_SCREENSHOT_DIR
+  ? path.resolve(REPO_ROOT, process.env.CASTBRICK_SCREENSHOT_DIR)
+  : path.join(os.tmpdir(), 'castbrick-console-screenshots');
