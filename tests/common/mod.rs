@@ -106,7 +106,7 @@ impl TestServer {
     ) -> Response {
         let mut sock = self.connect();
         write_request(&mut sock, method, target, headers, body);
-        read_response(sock, method == "HEAD")
+        read_response(&mut sock, method == "HEAD")
     }
 
     /// `POST path` with a JSON body and, if given, `Authorization: Bearer <key>`.
@@ -360,7 +360,7 @@ pub fn write_request(
 }
 
 /// Reads a whole response (to EOF, or to the end of its declared body).
-pub fn read_response(mut sock: TcpStream, head_only: bool) -> Response {
+pub fn read_response(sock: &mut TcpStream, head_only: bool) -> Response {
     let mut buf = Vec::new();
     let (status, headers, head_len) = loop {
         if let Some(h) = parse_head(&buf) {
@@ -739,6 +739,14 @@ pub fn have_tool(program: &str, version_arg: &str, test: &str) -> bool {
         );
     }
     ok
+}
+
+/// A fresh, empty directory for one test's files.
+pub fn temp_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("castbrick-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
 }
 
 /// A child process killed (by its own PID) and reaped when dropped.
