@@ -141,7 +141,7 @@ describe('client helper against the server', () => {
   });
 
   it('a token is refreshed before expiresAt without losing events', async () => {
-    const { sub, seen } = subscribe(server, server.origin, ['refresh'], { tokenOptions: { ttlSeconds: 3 } });
+    const { sub, seen } = subscribe(server, server.origin, ['refresh'], { tokenOptions: { ttlSeconds: 4 } });
     try {
       await waitFor(() => seen.connected.length === 1, 'connected');
       await publishRun(server, 'refresh', 0, 100, 50);
