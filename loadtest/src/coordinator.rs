@@ -554,6 +554,7 @@ async fn coordinate(common: &Common, scenario: &Scenario) -> Result<Report, Stri
     let server_cores = r.server.as_ref().map(|s| s.cpu_cores);
     r.busier = match server_cores {
         None => "unknown (no --server-pid)".to_owned(),
+        Some(s) if s < 0.05 && r.generator.cpu_cores < 0.05 => "neither (both idle)".to_owned(),
         Some(s) if r.generator.cpu_cores > s => format!(
             "generator ({:.2} vs {:.2} cores): the generator may be the limit",
             r.generator.cpu_cores, s

@@ -397,22 +397,38 @@ pub fn compare_table(files: &[PathBuf]) -> Result<String, String> {
     if results.is_empty() {
         return Err("no RESULT lines in the given files".into());
     }
-    let find = |scenario: &str, target: &str| {
+    // A run is named by its label (compare.sh labels each step) or else its scenario.
+    let key = |v: &Value| {
+        v["label"]
+            .as_str()
+            .or(v["scenario"].as_str())
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let mut keys: Vec<String> = Vec::new();
+    for v in &results {
+        let k = key(v);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let find = |k: &str, target: &str| {
         results
             .iter()
             .rev()
-            .find(|v| v["scenario"] == scenario && v["target"] == target)
+            .find(|v| key(v) == k && v["target"] == target)
     };
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<11} {:<31} {:>14} {:>14}  castbrick vs nchan",
-        "scenario", "metric", "castbrick", "nchan"
+        "{:<34} {:>14} {:>14}  castbrick vs nchan",
+        "run / metric", "castbrick", "nchan"
     );
-    for scenario in ["idle", "broadcast", "fanout"] {
-        let (Some(a), Some(b)) = (find(scenario, "castbrick"), find(scenario, "nchan")) else {
+    for k in &keys {
+        let (Some(a), Some(b)) = (find(k, "castbrick"), find(k, "nchan")) else {
             continue;
         };
+        let scenario = a["scenario"].as_str().unwrap_or("?");
         let shape = format!(
             "{} streams{}",
             a["streams_requested"],
@@ -422,11 +438,13 @@ pub fn compare_table(files: &[PathBuf]) -> Result<String, String> {
                 format!(", {} events published", a["events_published"])
             }
         );
-        let _ = writeln!(out, "{scenario:<11} ({shape})");
+        let _ = writeln!(out, "{k} ({scenario}, {shape})");
         for m in METRICS.iter().filter(|m| m.scenarios.contains(&scenario)) {
             let va = a.pointer(m.pointer).and_then(Value::as_f64);
             let vb = b.pointer(m.pointer).and_then(Value::as_f64);
             let ratio = match (va, vb) {
+                _ if m.name.starts_with("generator") => "(the same generator)".to_owned(),
+                (Some(x), Some(y)) if x == y => "same".to_owned(),
                 (Some(x), Some(y)) if x > 0.0 && y > 0.0 => {
                     let better = if m.higher_is_better { x / y } else { y / x };
                     if better >= 1.0 {
@@ -435,13 +453,11 @@ pub fn compare_table(files: &[PathBuf]) -> Result<String, String> {
                         format!("{:.2}x worse", 1.0 / better)
                     }
                 }
-                (Some(x), Some(y)) if x == y => "same".to_owned(),
                 _ => "-".to_owned(),
             };
             let _ = writeln!(
                 out,
-                "{:<11} {:<31} {:>14} {:>14}  {}",
-                "",
+                "  {:<32} {:>14} {:>14}  {}",
                 m.name,
                 fmt_num(va),
                 fmt_num(vb),
@@ -451,8 +467,7 @@ pub fn compare_table(files: &[PathBuf]) -> Result<String, String> {
         let verdict = |v: &Value| if v["ok"] == true { "OK" } else { "FAIL" };
         let _ = writeln!(
             out,
-            "{:<11} {:<31} {:>14} {:>14}",
-            "",
+            "  {:<32} {:>14} {:>14}",
             "verdict",
             verdict(a),
             verdict(b)
