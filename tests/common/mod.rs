@@ -162,15 +162,7 @@ impl TestServer {
 
     /// Opens `GET /push/stream?<query>` with extra request headers.
     pub fn stream_with(&self, query: &str, headers: &[(&str, &str)]) -> SseStream {
-        let mut sock = self.connect();
-        write_request(
-            &mut sock,
-            "GET",
-            &format!("/push/stream?{query}"),
-            headers,
-            b"",
-        );
-        SseStream::read_head(sock)
+        SseStream::open(self.addr, &format!("/push/stream?{query}"), headers)
     }
 
     /// Opens a stream, checks 200 and that the first frame is `connected`; returns both.
@@ -555,6 +547,16 @@ pub struct SseStream {
 }
 
 impl SseStream {
+    /// Sends `GET target` to `addr` (the server, or a proxy in front of it) and reads the head.
+    pub fn open(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> SseStream {
+        let mut sock = TcpStream::connect(addr).expect("connect for a stream");
+        sock.set_nodelay(true).ok();
+        sock.set_read_timeout(Some(WAIT)).ok();
+        sock.set_write_timeout(Some(WAIT)).ok();
+        write_request(&mut sock, "GET", target, headers, b"");
+        SseStream::read_head(sock)
+    }
+
     /// Reads the response head of a request already written to `sock`.
     pub fn read_head(mut sock: TcpStream) -> SseStream {
         let mut buf = Vec::new();
