@@ -333,16 +333,17 @@ export function connect(options) {
       (msg) => {
         if (conn.reason) return; // aborted in an earlier callback of the same chunk
         lastEventId = parser.lastEventId;
-        // Control events never carry an id; every published event does. So an application event
-        // that happens to be named "connected" or "expired" still reaches onEvent.
-        if (msg.event === 'connected' && msg.id === null) {
+        // The server refuses to publish events named "connected" or "expired", so these names
+        // are always its own control events (with or without an id line; an id still moves the
+        // resume point, above).
+        if (msg.event === 'connected') {
           const parsed = parseData(msg.data);
           const info = parsed && typeof parsed === 'object' ? parsed : {};
           opened = true;
           setState('open', { ...info });
           call('onConnected', info);
           if (info.complete === false) call('onGap', { ...info, lastEventId: conn.resumedFrom });
-        } else if (msg.event === 'expired' && msg.id === null) {
+        } else if (msg.event === 'expired') {
           const info = parseData(msg.data);
           needToken = true;
           call('onExpired', info && typeof info === 'object' ? info : { reason: String(info) });
