@@ -128,6 +128,7 @@ fn spawn_workers(specs: &[WorkerSpec]) -> Result<Workers, String> {
                     Err(e) => eprintln!("castbrick-load: worker {index} said something odd: {e}"),
                 }
             }
+            let _ = tx.send((index, FromWorker::Exited));
         });
         children.push(child);
         stdins.push(stdin);
@@ -261,7 +262,7 @@ async fn coordinate(common: &Common, scenario: &Scenario) -> Result<Report, Stri
     let ramp_bar = bar(
         common.quiet,
         n,
-        "connect {bar:40} {pos}/{len} streams {per_sec} {elapsed} {msg}",
+        "connect {bar:40} {pos}/{len} streams {elapsed} {msg}",
     );
     let mut progress = vec![Progress::default(); workers];
     let mut ready = vec![false; workers];
@@ -275,7 +276,14 @@ async fn coordinate(common: &Common, scenario: &Scenario) -> Result<Report, Stri
                 progress[i] = p;
                 ready[i] = true;
             }
-            FromWorker::Result(_) => return Err(format!("worker {i} ended during the ramp")),
+            FromWorker::Result(_) | FromWorker::Exited => {
+                // Its streams count as never connected; the run goes on with the others.
+                progress[i].failed = specs[i].streams.saturating_sub(progress[i].established);
+                progress[i]
+                    .errors
+                    .push(format!("worker {i} exited during the ramp"));
+                ready[i] = true;
+            }
         }
         let t = sum_progress(&progress);
         ramp_bar.set_position(t.established + t.failed);
@@ -393,7 +401,7 @@ async fn coordinate(common: &Common, scenario: &Scenario) -> Result<Report, Stri
             let run_bar = bar(
                 common.quiet,
                 expected_guess,
-                "deliver {bar:40} {pos}/{len} events {per_sec} {elapsed} {msg}",
+                "deliver {bar:40} {pos}/{len} events {elapsed} {msg}",
             );
             let mut pub_task = tokio::spawn(publish::run(plan));
             let outcome = loop {
@@ -430,7 +438,8 @@ async fn coordinate(common: &Common, scenario: &Scenario) -> Result<Report, Stri
 
     // Results.
     let mut results: Vec<Option<WorkerResult>> = vec![None; workers];
-    while results.iter().any(Option::is_none) {
+    let mut exited = vec![false; workers];
+    while (0..workers).any(|i| results[i].is_none() && !exited[i]) {
         let Some((i, msg)) = w.rx.recv().await else {
             break;
         };
@@ -442,6 +451,7 @@ async fn coordinate(common: &Common, scenario: &Scenario) -> Result<Report, Stri
                 }
             }
             FromWorker::Result(r) => results[i] = Some(*r),
+            FromWorker::Exited => exited[i] = true,
             FromWorker::Ready(_) => {}
         }
     }
@@ -506,7 +516,7 @@ async fn coordinate(common: &Common, scenario: &Scenario) -> Result<Report, Stri
     }
     for i in &missing {
         errors.push(format!("worker {i} sent no result"));
-        r.streams_failed += progress[*i].established.max(1);
+        r.streams_failed += specs[*i].streams;
     }
     r.latency = Latency::from_us(&hist);
     // Generator CPU over the measured phase: each worker reports its CPU at Go and at the end.

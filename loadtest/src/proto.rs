@@ -113,6 +113,9 @@ pub enum FromWorker {
     /// Every stream of this worker was tried once.
     Ready(Progress),
     Result(Box<WorkerResult>),
+    /// Not sent by workers: the coordinator's note that a worker's stdout closed.
+    #[serde(skip)]
+    Exited,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

@@ -118,7 +118,7 @@ impl Report {
         let mut f = Vec::new();
         if self.streams_failed > 0 || self.streams_established < self.streams_requested {
             f.push(format!(
-                "{} of {} streams never connected",
+                "{} of {} streams never connected (or their worker exited)",
                 self.streams_requested - self.streams_established.min(self.streams_requested),
                 self.streams_requested
             ));
