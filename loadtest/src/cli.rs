@@ -213,6 +213,7 @@ impl Common {
                 "streams would need source address {last}, outside 127.0.0.0/8"
             ));
         }
+        crate::target::Target::parse(self.target, &self.url()).map_err(|e| e.to_string())?;
         if self.target == Kind::Castbrick && self.api_key.as_deref().unwrap_or("").is_empty() {
             return Err("castbrick needs an API key: --api-key or CASTBRICK_API_KEY".into());
         }

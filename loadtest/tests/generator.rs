@@ -259,6 +259,6 @@ fn non_loopback_targets_are_refused_before_any_traffic() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("non-loopback"));
 }
