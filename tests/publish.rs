@@ -221,7 +221,7 @@ fn each_stream_gets_strictly_increasing_ids_under_concurrent_publishes_to_its_ch
                 w[0]
             );
         }
-        let mut next = vec![0u64; CHANNELS];
+        let mut next = [0u64; CHANNELS];
         for f in frames {
             let v = f.json();
             let ch = v["ch"].as_str().unwrap();

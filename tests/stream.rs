@@ -456,6 +456,7 @@ mod h2c {
     const SETTINGS: u8 = 4;
     const PING: u8 = 6;
     const GOAWAY: u8 = 7;
+    const WINDOW_UPDATE: u8 = 8;
 
     pub struct Conn {
         sock: TcpStream,
@@ -552,14 +553,12 @@ mod h2c {
                         if !payload.is_empty() {
                             // Give the flow-control credit back for both levels.
                             let credit = (payload.len() as u32).to_be_bytes();
-                            self.frame(8, 0, 0, &credit);
-                            self.frame(8, 0, stream, &credit);
+                            self.frame(WINDOW_UPDATE, 0, 0, &credit);
+                            self.frame(WINDOW_UPDATE, 0, stream, &credit);
                         }
                     }
-                    HEADERS if !payload.is_empty() => {
-                        if payload[0] == 0x88 {
-                            self.status.insert(stream, 200);
-                        }
+                    HEADERS if payload.first() == Some(&0x88) => {
+                        self.status.insert(stream, 200);
                     }
                     SETTINGS if flags & 1 == 0 => self.frame(SETTINGS, 1, 0, &[]),
                     PING if flags & 1 == 0 => self.frame(PING, 1, 0, &payload),

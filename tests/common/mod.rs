@@ -88,7 +88,7 @@ impl TestServer {
         }
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+            if self.thread.as_ref().map_or(true, |t| t.is_finished()) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -397,8 +397,11 @@ pub fn read_response(sock: &mut TcpStream, head_only: bool) -> Response {
     }
 }
 
-/// `(status, headers, head length)` once `buf` holds a complete response head.
-fn parse_head(buf: &[u8]) -> Option<(u16, Vec<(String, String)>, usize)> {
+/// A parsed response head: status, headers, and its length in bytes.
+type Head = (u16, Vec<(String, String)>, usize);
+
+/// The head, once `buf` holds a complete one.
+fn parse_head(buf: &[u8]) -> Option<Head> {
     let mut hs = [httparse::EMPTY_HEADER; 64];
     let mut r = httparse::Response::new(&mut hs);
     match r.parse(buf).expect("valid HTTP response head") {
