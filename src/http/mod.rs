@@ -165,6 +165,6 @@ pub fn full(b: Bytes) -> Body {
 }
 
 /// A header as `&str`, if present and valid UTF-8.
-pub fn header_str<'a, B>(req: &'a Request<B>, name: header::HeaderName) -> Option<&'a str> {
+pub fn header_str<B>(req: &Request<B>, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }

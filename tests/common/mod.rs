@@ -88,7 +88,7 @@ impl TestServer {
         }
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if self.thread.as_ref().map_or(true, |t| t.is_finished()) {
+            if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
