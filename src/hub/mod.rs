@@ -40,7 +40,7 @@ use crate::id::{unix_ms, EventId, IdGenerator};
 use crate::metrics::Metrics;
 use crate::replay::Retained;
 use crate::sse::frame;
-use shard::{Ack, Shard, ShardMsg, ShardStats};
+use shard::{Ack, ChannelUsers, Shard, ShardMsg, ShardStats};
 use subscriber::{StreamInfo, Subscriber};
 use table::{table_of, ChannelId, Retention, TablePart, TABLE_SHARDS};
 
@@ -328,6 +328,16 @@ impl Hub {
                 m.replays_incomplete.fetch_add(1, Ordering::Relaxed);
             }
         }
+        tracing::info!(
+            target: STREAM_LOG,
+            stream_id,
+            user_id = sub.info.user_id.as_deref().unwrap_or(""),
+            channels = sub.info.channels.len(),
+            remote = %DisplayOpt(sub.info.remote),
+            replayed = report.map_or(0, |r| r.replayed),
+            resume_complete = report.map(|r| r.complete),
+            "stream opened"
+        );
         Subscription {
             subscriber: sub,
             preamble,
@@ -336,10 +346,24 @@ impl Hub {
     }
 
     /// Called by a stream's writer when it ends on its own (client gone, write error).
+    ///
+    /// Every stream's writer calls this exactly once, when it is done (the raw writer at its end,
+    /// the hyper body when dropped), so this is the one place a stream's close is logged, with
+    /// the reason it was first closed for (a shard-initiated close wins over the writer's own).
+    /// The line is written on the stream's task, never on a shard's fan-out loop.
     pub fn unsubscribe(&self, sub: &Arc<Subscriber>, reason: CloseReason) {
         if sub.close(reason) {
             self.inner.shared.metrics.stream_closed(reason);
         }
+        tracing::info!(
+            target: STREAM_LOG,
+            stream_id = sub.info.id,
+            user_id = sub.info.user_id.as_deref().unwrap_or(""),
+            channels = sub.info.channels.len(),
+            reason = sub.closed().unwrap_or(reason).as_str(),
+            duration_ms = unix_ms().saturating_sub(sub.info.connected_at_ms),
+            "stream closed"
+        );
         let _ = self.inner.shards[sub.shard as usize].send(ShardMsg::Remove(sub.clone()));
     }
 
@@ -359,6 +383,65 @@ impl Hub {
             }
         }
         total
+    }
+
+    /// Open streams of `user_id` with stream ids above `after`, in id order: at most `limit`, and
+    /// whether there are more.
+    pub async fn list_user(
+        &self,
+        user_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> (Vec<Arc<Subscriber>>, bool) {
+        let mut all = Vec::new();
+        for tx in self.inner.shards.iter() {
+            let (reply, rx) = oneshot::channel();
+            let msg = ShardMsg::ListUser {
+                user_id: user_id.to_string(),
+                after,
+                limit: limit + 1,
+                reply,
+            };
+            if tx.send(msg).is_ok() {
+                all.extend(rx.await.unwrap_or_default());
+            }
+        }
+        all.sort_unstable_by_key(|s| s.info.id);
+        let more = all.len() > limit;
+        all.truncate(limit);
+        (all, more)
+    }
+
+    /// Who is on `name`: the `limit` smallest distinct user ids (and whether there are more),
+    /// streams without a user id, and the channel's retention state (`None`: no entry, i.e. no
+    /// stream and no retained event).
+    pub async fn channel_users(
+        &self,
+        name: &str,
+        limit: usize,
+    ) -> (Option<ChannelState>, ChannelUsers) {
+        let state = self.channel_state(name);
+        let target = {
+            let part = self.inner.shared.tables[table_of(name)].lock();
+            part.channels
+                .get(name)
+                .map(|ch| (ch.id, ch.subs.iter().map(|(s, _)| *s).collect::<Vec<_>>()))
+        };
+        let mut users = ChannelUsers::default();
+        if let Some((channel, shards)) = target {
+            for shard in shards {
+                let (reply, rx) = oneshot::channel();
+                let msg = ShardMsg::ListChannel {
+                    channel,
+                    limit,
+                    reply,
+                };
+                if self.inner.shards[shard as usize].send(msg).is_ok() {
+                    users.merge(rx.await.unwrap_or_default(), limit);
+                }
+            }
+        }
+        (state, users)
     }
 
     /// Ends every stream (flushing what is queued) and stops the shard tasks.
@@ -406,4 +489,20 @@ pub struct ChannelState {
     pub oldest: Option<EventId>,
     pub newest: Option<EventId>,
     pub evicted_upto: EventId,
+}
+
+/// `tracing` target of the one-line-per-stream open and close logs, so they can be filtered
+/// on their own (`CASTBRICK_LOG=info,castbrick_push::stream=warn`).
+pub const STREAM_LOG: &str = "castbrick_push::stream";
+
+/// Displays `Some(x)` as `x` and `None` as nothing.
+struct DisplayOpt<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for DisplayOpt<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => Ok(()),
+        }
+    }
 }

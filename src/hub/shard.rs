@@ -74,6 +74,42 @@ pub enum ShardMsg {
         reply: oneshot::Sender<usize>,
     },
     Shutdown,
+    /// Open streams of `user_id` with ids above `after`, in id order, at most `limit`.
+    ListUser {
+        user_id: String,
+        after: u64,
+        limit: usize,
+        reply: oneshot::Sender<Vec<Arc<Subscriber>>>,
+    },
+    /// The user ids on `channel`'s streams of this shard: the `limit` smallest distinct ones.
+    ListChannel {
+        channel: ChannelId,
+        limit: usize,
+        reply: oneshot::Sender<ChannelUsers>,
+    },
+}
+
+/// Who is on one channel, from one shard or merged across shards.
+#[derive(Debug, Default)]
+pub struct ChannelUsers {
+    /// Smallest distinct user ids, sorted, at most the requested limit (`truncated` when more).
+    pub user_ids: std::collections::BTreeSet<Box<str>>,
+    pub truncated: bool,
+    /// Streams whose token carried no `userId`.
+    pub anonymous: u64,
+}
+
+impl ChannelUsers {
+    /// Adds `other` and keeps the `limit` smallest ids.
+    pub fn merge(&mut self, other: ChannelUsers, limit: usize) {
+        self.user_ids.extend(other.user_ids);
+        self.truncated |= other.truncated;
+        self.anonymous += other.anonymous;
+        while self.user_ids.len() > limit {
+            self.user_ids.pop_last();
+            self.truncated = true;
+        }
+    }
 }
 
 struct Local {
@@ -193,6 +229,51 @@ impl Shard {
                 let _ = reply.send(n);
             }
             ShardMsg::Shutdown => return false,
+            ShardMsg::ListUser {
+                user_id,
+                after,
+                limit,
+                reply,
+            } => {
+                // A scan, not an index: audits are rare, and an index would cost every stream
+                // memory. A scan of 50k streams is well under a millisecond of this shard's time.
+                let mut found: Vec<Arc<Subscriber>> = self
+                    .streams
+                    .iter()
+                    .map(|(_, l)| &l.sub)
+                    .filter(|s| {
+                        s.info.id > after
+                            && s.info.user_id.as_deref() == Some(user_id.as_str())
+                            && s.closed().is_none()
+                    })
+                    .cloned()
+                    .collect();
+                found.sort_unstable_by_key(|s| s.info.id);
+                found.truncate(limit);
+                let _ = reply.send(found);
+            }
+            ShardMsg::ListChannel {
+                channel,
+                limit,
+                reply,
+            } => {
+                let mut users = ChannelUsers::default();
+                for &slot in self.by_channel.get(&channel).into_iter().flatten() {
+                    match &self.streams[slot as usize].sub.info.user_id {
+                        Some(u) => {
+                            if !users.user_ids.contains(u) {
+                                users.user_ids.insert(u.clone());
+                                if users.user_ids.len() > limit {
+                                    users.user_ids.pop_last();
+                                    users.truncated = true;
+                                }
+                            }
+                        }
+                        None => users.anonymous += 1,
+                    }
+                }
+                let _ = reply.send(users);
+            }
         }
         true
     }
