@@ -4,7 +4,8 @@
 //! # Layout
 //! - `config`   — the one `Config`: flags, environment, TOML file, defaults, validation.
 //! - `server`   — accept loop; picks the raw SSE path or hyper for each connection; shutdown.
-//! - `http`     — routing and handlers only (`push`: tokens and publish; `stream`: the SSE endpoint).
+//! - `http`     — routing and handlers only (`push`: tokens and publish; `stream`: the SSE endpoint;
+//!   `audit`: sessions and channels for operators; `admin`: `/metrics`, `/healthz`, `/readyz`).
 //! - `auth`     — API keys (hashed, constant-time) and HS256 tokens (ring).
 //! - `names`    — the channel / event / user-id rules, shared by every endpoint.
 //! - `json`     — whitespace removal that keeps published `data` byte-exact.

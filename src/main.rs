@@ -45,7 +45,7 @@ fn main() -> std::process::ExitCode {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        let listener = match castbrick_push::server::bind(config.listen) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("castbrick-push: cannot listen on {}: {e}", config.listen);
@@ -108,6 +108,17 @@ fn print_banner(
         out,
         "  curl -X POST {base}/push/publish -H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' -d '{{\"channel\":\"orders\",\"event\":\"order.created\",\"data\":{{\"orderId\":\"abc123\"}}}}'"
     );
+    match config.admin_listen {
+        Some(admin) => {
+            let _ = writeln!(
+                out,
+                "metrics, healthz, readyz: http://{admin}/metrics (admin listener)"
+            );
+        }
+        None => {
+            let _ = writeln!(out, "metrics: {base}/metrics");
+        }
+    }
     if config.console_enabled {
         let _ = writeln!(out, "Developer Console: {base}/console");
     }

@@ -39,7 +39,25 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for open connections to finish after shutdown starts.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Listen backlog asked for by `bind` (the kernel caps it at `net.core.somaxconn`). tokio's own
+/// `TcpListener::bind` asks for 128, which a reconnect storm (every client of a restarted
+/// server coming back within a second) overflows: dropped SYNs cost clients a 1 s retransmit.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
 const STREAM_PREFIX: &[u8] = b"GET /push/stream";
+
+/// Binds `addr` with `LISTEN_BACKLOG` and `SO_REUSEADDR` (restart without waiting out
+/// TIME_WAIT). Must run inside the tokio runtime.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -51,19 +69,45 @@ pub enum ServerError {
 
 /// Runs the whole server on `listener` until `shutdown` resolves, then drains: new streams are
 /// refused, every stream is closed after flushing what is queued, and hyper connections finish
-/// their requests (bounded by `DRAIN_TIMEOUT`).
+/// their requests (bounded by `DRAIN_TIMEOUT`). With `config.admin_listen` set, that address is
+/// bound too and serves `/metrics`, `/healthz` and `/readyz` (which then leave the main listener).
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     config.validate()?;
+    let admin = match config.admin_listen {
+        Some(addr) => Some(bind(addr)?),
+        None => None,
+    };
+    run_with_admin(listener, admin, config, shutdown).await
+}
+
+/// `run` with the admin listener already bound (tests bind `127.0.0.1:0` for both). Passing one
+/// moves the operator paths to it, whatever `config.admin_listen` says.
+///
+/// The admin listener keeps answering while the main one drains, so `/readyz` is seen turning
+/// 503 by probes that open new connections; it closes when `run_with_admin` returns.
+pub async fn run_with_admin(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    mut config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    config.validate()?;
+    if let Some(a) = &admin {
+        config.admin_listen = Some(a.local_addr()?);
+        tracing::info!(addr = %a.local_addr()?, "admin listener: /metrics, /healthz, /readyz");
+    }
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::new(&config, metrics.clone());
     let broker = Arc::new(MemoryBroker::new(hub.clone()));
     let state = Arc::new(AppState::new(config, hub.clone(), broker, metrics));
     let (stop_tx, stop_rx) = watch::channel(false);
     let conns = Arc::new(ConnCount::default());
+    let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+    let admin_task = admin.map(|l| tokio::spawn(admin_loop(l, state.clone(), admin_stop_rx)));
 
     let evictor = {
         let hub = hub.clone();
@@ -110,7 +154,39 @@ pub async fn run(
     let _ = stop_tx.send(true);
     evictor.abort();
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, conns.idle()).await;
+    let _ = admin_stop_tx.send(true);
+    if let Some(t) = admin_task {
+        let _ = t.await;
+    }
     Ok(())
+}
+
+/// Accepts on the admin listener until `stop`; each connection is plain hyper, routed by
+/// `http::handle_admin`, and is told to finish when `stop` fires.
+async fn admin_loop(listener: TcpListener, state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let _ = socket.set_nodelay(true);
+                    let io = Rewind::new(Bytes::new(), socket);
+                    tokio::spawn(serve_hyper(state.clone(), io, peer, stop.clone(), Role::Admin));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+/// Which routes a hyper connection serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Main,
+    Admin,
 }
 
 #[derive(Default)]
@@ -181,6 +257,7 @@ async fn connection(
                     Rewind::new(buf.freeze(), socket),
                     peer,
                     stop,
+                    Role::Main,
                 ))
                 .await;
             }
@@ -191,6 +268,7 @@ async fn connection(
                 Rewind::new(buf.freeze(), socket),
                 peer,
                 stop,
+                Role::Main,
             ))
             .await
         }
@@ -278,10 +356,16 @@ async fn serve_hyper(
     io: Rewind,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
+    role: Role,
 ) {
     let svc = service_fn(move |req| {
         let state = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(http::handle(state, req, Some(peer)).await) }
+        async move {
+            Ok::<_, std::convert::Infallible>(match role {
+                Role::Main => http::handle(state, req, Some(peer)).await,
+                Role::Admin => http::handle_admin(state, req).await,
+            })
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -2,6 +2,8 @@
 //! hub (through the broker for publishes). Every error leaves through `error_response`, so the
 //! JSON error shape and status mapping live in one place (`error::ApiError`).
 
+pub mod admin;
+pub mod audit;
 pub mod console;
 pub mod push;
 pub mod stream;
@@ -67,6 +69,12 @@ pub async fn handle(
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
+    // `/metrics`, `/healthz`, `/readyz` move to the admin listener when there is one.
+    if state.config.admin_listen.is_none() {
+        if let Some(r) = admin::route(&state, &path, &method) {
+            return r.unwrap_or_else(|e| error_response(&e));
+        }
+    }
     let result = match path.as_str() {
         "/push/tokens" => match method {
             Method::POST => push::tokens(&state, req).await,
@@ -83,18 +91,17 @@ pub async fn handle(
                 allow: "GET, HEAD, OPTIONS",
             }),
         },
-        "/healthz" => Ok(json_response(
-            StatusCode::OK,
-            br#"{"status":"ok"}"#.as_slice().into(),
-        )),
-        "/readyz" => Ok(if state.is_draining() {
-            json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                br#"{"status":"draining"}"#.as_slice().into(),
-            )
-        } else {
-            json_response(StatusCode::OK, br#"{"status":"ready"}"#.as_slice().into())
-        }),
+        "/push/sessions" => match method {
+            Method::GET => audit::list_sessions(&state, &req).await,
+            Method::DELETE => audit::close_sessions(&state, &req).await,
+            _ => Err(ApiError::MethodNotAllowed {
+                allow: "GET, DELETE",
+            }),
+        },
+        p if p.starts_with(audit::CHANNELS_PREFIX) => match method {
+            Method::GET => audit::channel(&state, &req).await,
+            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        },
         p if state.config.console_enabled && (p == "/console" || p.starts_with("/console/")) => {
             match (method, console::asset(p)) {
                 (Method::GET | Method::HEAD, Some((content_type, bytes))) => {
@@ -109,6 +116,30 @@ pub async fn handle(
     match result {
         Ok(resp) => resp,
         Err(e) => error_response(&e),
+    }
+}
+
+/// Routes one request on the admin listener: only the operator paths exist there.
+pub async fn handle_admin<B>(state: Arc<AppState>, req: Request<B>) -> Response<Body> {
+    let path = req.uri().path();
+    admin::route(&state, path, req.method())
+        .unwrap_or_else(|| Err(ApiError::NotFound(path.to_string())))
+        .unwrap_or_else(|e| error_response(&e))
+}
+
+/// Checks `Authorization: Bearer <api key>`, counting refusals.
+pub fn require_api_key<B>(state: &AppState, req: &Request<B>) -> Result<(), ApiError> {
+    if state
+        .keys
+        .verify_header(header_str(req, header::AUTHORIZATION))
+    {
+        Ok(())
+    } else {
+        state
+            .metrics
+            .api_key_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        Err(ApiError::InvalidApiKey)
     }
 }
 

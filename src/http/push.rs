@@ -18,12 +18,7 @@ use crate::{json, names};
 
 /// Checks the API key, the content type and the size, and returns the body.
 async fn authorized_json_body(state: &AppState, req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    if !state
-        .keys
-        .verify_header(header_str(&req, header::AUTHORIZATION))
-    {
-        return Err(ApiError::InvalidApiKey);
-    }
+    super::require_api_key(state, &req)?;
     if let Some(ct) = header_str(&req, header::CONTENT_TYPE) {
         let mime = ct
             .split(';')
@@ -211,11 +206,13 @@ pub async fn publish(state: &AppState, req: Request<Incoming>) -> Result<Respons
         .ok_or_else(|| ApiError::invalid("invalid_data", "data is required (any JSON value)"))?;
     let data = json::minify(data.get().as_bytes());
 
+    let started = std::time::Instant::now();
     let published = state
         .broker
         .publish(&channel, &event, &data)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.metrics.publish_latency.observe(started.elapsed());
     let out = format!(
         r#"{{"messageId":"{}","delivered":{},"creditsUsed":0}}"#,
         published.id, published.delivered

@@ -5,7 +5,6 @@
 //! in `sse::body::SseBody`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -51,12 +50,7 @@ pub fn open(
         .or_else(|| req.authorization.and_then(bearer).map(str::to_string))
         .ok_or(ApiError::InvalidToken(TokenError::Missing))?;
     let now = crate::id::unix_ms() / 1000;
-    let claims = state.signer.verify(&token, now).inspect_err(|_| {
-        state
-            .metrics
-            .tokens_rejected
-            .fetch_add(1, Ordering::Relaxed);
-    })?;
+    let claims = state.signer.verify(&token, now)?;
     if head_only {
         return Ok(Opened {
             subscription: None,
@@ -138,6 +132,11 @@ pub fn get<B>(
         Ok(o) => o,
         // Errors still carry CORS headers so browser code can read the JSON error.
         Err(e) => {
+            // Counted here, not in `open`: a raw-path request that fails is answered by this
+            // function after `open` already ran once for it.
+            if let ApiError::InvalidToken(t) = &e {
+                state.metrics.token_rejected(*t);
+            }
             let mut resp = super::error_response(&e);
             if let Ok(Some(o)) = cors_origin(state, head.origin) {
                 if let Ok(v) = HeaderValue::from_str(&o) {
