@@ -145,6 +145,34 @@ fn stream_on_a_reused_keep_alive_connection_delivers_events() {
         st.event().raw,
         format!("id: {}\nevent: order.created\ndata: {{\"n\":1}}\n\n", p.id)
     );
+    drop(st);
+    common::wait_for(
+        Duration::from_secs(2),
+        "the closed stream to stop counting",
+        || (s.publish("orders", "e", "0").delivered == 0).then_some(()),
+    );
+}
+
+#[test]
+fn token_expiry_ends_keep_alive_and_http2_streams_too() {
+    let s = TestServer::default_config();
+    let v = s.token_response(json!({"channels": ["orders"], "ttlSeconds": 2}));
+    let token = v["token"].as_str().unwrap();
+    let exp = common::jwt_part(token, 1)["exp"].as_u64().unwrap() as f64;
+    let mut h1 = keepalive_stream(&s, token);
+    assert_eq!(h1.frame().event.as_deref(), Some("connected"));
+    let mut h2 = h2c::Conn::connect(&s);
+    let id = h2.get(&format!("/push/stream?token={}", url_encode(token)));
+    let expired = "event: expired\ndata: {\"reason\":\"token_expired\"}\n\n";
+    h2.pump_until("the HTTP/2 stream to end after its expired frame", |c| {
+        c.ended(id)
+    });
+    assert!(h2.data(id).ends_with(expired), "{:?}", h2.data(id));
+    let frames = h1.wait_closed(Duration::from_secs(5));
+    assert_eq!(frames.last().map(|f| f.raw.as_str()), Some(expired));
+    let now = common::unix_now();
+    assert!(now <= exp + 1.5, "ended {:.2} s after expiry", now - exp);
+    assert_eq!(s.publish("orders", "e", "{}").delivered, 0);
 }
 
 #[test]
@@ -465,6 +493,7 @@ mod h2c {
         inbox: Vec<u8>,
         data: HashMap<u32, Vec<u8>>,
         status: HashMap<u32, u16>,
+        ended: Vec<u32>,
     }
 
     impl Conn {
@@ -478,6 +507,7 @@ mod h2c {
                 inbox: Vec::new(),
                 data: HashMap::new(),
                 status: HashMap::new(),
+                ended: Vec::new(),
             };
             c.frame(SETTINGS, 0, 0, &[]);
             c
@@ -508,6 +538,11 @@ mod h2c {
 
         pub fn data(&self, id: u32) -> String {
             String::from_utf8_lossy(self.data.get(&id).map_or(&[][..], |d| d)).into_owned()
+        }
+
+        /// True once the server ended stream `id` (END_STREAM).
+        pub fn ended(&self, id: u32) -> bool {
+            self.ended.contains(&id)
         }
 
         pub fn status(&self, id: u32) -> Option<u16> {
@@ -546,6 +581,9 @@ mod h2c {
                 self.inbox.drain(..9 + len);
                 match kind {
                     DATA => {
+                        if flags & 0x1 != 0 {
+                            self.ended.push(stream); // END_STREAM
+                        }
                         self.data
                             .entry(stream)
                             .or_default()
