@@ -178,6 +178,21 @@ fn c16_expired_malformed_and_forged_tokens_get_401_json_not_a_stream() {
             ),
             "invalid_token",
         ),
+        (
+            "longer than max_token_bytes",
+            format!("{good}{}", "A".repeat(s.config.max_token_bytes)),
+            "invalid_token",
+        ),
+        (
+            "signed claims with an invalid channel name",
+            s.mint_token(&json!({"channels": ["a b"], "iat": now, "exp": now + 600}).to_string()),
+            "invalid_token",
+        ),
+        (
+            "signed claims without channels",
+            s.mint_token(&json!({"channels": [], "iat": now, "exp": now + 600}).to_string()),
+            "invalid_token",
+        ),
     ];
     for (what, token, code) in cases {
         let st = s.stream(&token);
