@@ -80,6 +80,22 @@ fn duplicate_channels_collapse_keeping_first_occurrence_order() {
 }
 
 #[test]
+fn token_signed_elsewhere_with_duplicate_channels_gets_each_event_once() {
+    // Regression: such a stream was counted and sent every event once per listing.
+    let s = TestServer::default_config();
+    let now = common::unix_now() as u64;
+    let token = s.mint_token(
+        &json!({"channels": ["a", "b", "a"], "iat": now, "exp": now + 600}).to_string(),
+    );
+    let (mut st, connected) = s.subscribe(&token);
+    assert_eq!(connected.json(), json!({"channels": ["a", "b"]}));
+    let p = s.publish("a", "e", "1");
+    assert_eq!(p.delivered, 1);
+    assert_eq!(st.event().id.as_deref(), Some(p.id.as_str()));
+    st.assert_no_event(std::time::Duration::from_millis(300));
+}
+
+#[test]
 fn ttl_zero_negative_non_integer_and_too_large_are_refused() {
     let s = TestServer::default_config();
     let max = s.config.max_token_ttl_secs;

@@ -58,8 +58,13 @@ pub fn open(
         });
     }
     let resume = sse::resume_from(req.last_event_id, query_last.as_deref());
+    // `/push/tokens` never issues duplicates, but a token signed elsewhere with the same secret
+    // may carry them, and the hub counts (and delivers to) a stream once per listed channel.
+    let mut channels = claims.channels;
+    let mut seen = std::collections::HashSet::with_capacity(channels.len());
+    channels.retain(|c| seen.insert(c.clone()));
     let subscription = state.hub.subscribe(SubscribeRequest {
-        channels: claims.channels,
+        channels,
         user_id: claims.sub,
         expires_at_secs: claims.exp,
         resume,
