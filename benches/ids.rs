@@ -1,6 +1,7 @@
 //! Event id generation (`id::IdGenerator::next`): alone, and shared through a
 //! `parking_lot::Mutex` by 1, 2 and 4 threads, which is how the hub's sequencer uses it (the
-//! clock is read outside the lock, the id taken inside it).
+//! clock is read outside the lock, the id taken inside it), plus the same without the clock read
+//! to show the lock's own contention.
 //!
 //! Baseline: `uuid::Uuid::now_v7()`, also monotonic within a process (uuid keeps its v7 counter
 //! in a global `std::sync::Mutex`) and reading the clock and OS randomness itself, called from the
@@ -65,6 +66,18 @@ fn contended(c: &mut Criterion) {
                     on_threads(t, iters, || {
                         let now = unix_ms();
                         black_box(seq.lock().next(now));
+                    })
+                })
+            },
+        );
+        // The lock and the generator alone, no clock read between ids: the worst contention.
+        g.bench_with_input(
+            BenchmarkId::new("mutex_next_same_ms", threads),
+            &threads,
+            |b, &t| {
+                b.iter_custom(|iters| {
+                    on_threads(t, iters, || {
+                        black_box(seq.lock().next(black_box(1_700_000_000_000)));
                     })
                 })
             },
