@@ -33,6 +33,10 @@ use criterion::{
 use tokio::runtime::Runtime;
 use tokio::sync::{broadcast, Notify};
 
+/// The server's allocator (`main.rs`), so allocation costs match production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SIZES: [usize; 4] = [1, 100, 10_000, 100_000];
 const CHANNEL: &str = "bench";
 const EVENT: &str = "tick";

@@ -20,6 +20,10 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+/// The server's allocator (`main.rs`), so allocation costs match production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EVENT: &str = "order.updated";
 const ID: EventId = EventId(0x0190_f5b2_7c1e_7a3b_8c4d_1234_5678_90ab);
 

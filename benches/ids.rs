@@ -17,6 +17,10 @@ use castbrick_push::id::{unix_ms, IdGenerator};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use parking_lot::Mutex;
 
+/// The server's allocator (`main.rs`), so allocation costs match production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs `op` `iters` times in total across `threads` threads started together; returns the
 /// wall time from the common start to the last thread's end.
 fn on_threads(threads: usize, iters: u64, op: impl Fn() + Sync) -> Duration {

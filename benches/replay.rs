@@ -20,6 +20,10 @@ use castbrick_push::replay::{Retained, Ring};
 use castbrick_push::sse::frame::{event_frame, fill_id};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 
+/// The server's allocator (`main.rs`), so allocation costs match production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DATA: &[u8] =
     br#"{"order":"ord_8f3a2c91","status":"paid","amount":19.90,"currency":"EUR","items":3}"#;
 

@@ -8,6 +8,10 @@
 use castbrick_push::auth::{ApiKeys, Claims, TokenSigner};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
+/// The server's allocator (`main.rs`), so allocation costs match production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SECRET: &str = "bench-signing-secret-0123456789abcdef";
 const OLD_SECRET: &str = "bench-old-signing-secret-0123456789ab";
 const NOW: u64 = 1_700_000_100;
