@@ -108,6 +108,7 @@ pub async fn run_with_admin(
     let conns = Arc::new(ConnCount::default());
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
     let admin_task = admin.map(|l| tokio::spawn(admin_loop(l, state.clone(), admin_stop_rx)));
+    let writers = writer_runtime()?;
 
     let evictor = {
         let hub = hub.clone();
@@ -133,10 +134,8 @@ pub async fn run_with_admin(
                     let guard = conns.enter();
                     let state = state.clone();
                     let stop = stop_rx.clone();
-                    tokio::spawn(async move {
-                        connection(state, socket, peer, stop).await;
-                        drop(guard);
-                    });
+                    let writers = writers.handle().clone();
+                    tokio::spawn(connection(state, socket, peer, stop, writers, guard));
                 }
                 Err(e) => {
                     // Out of file descriptors or similar: back off instead of spinning.
@@ -158,7 +157,26 @@ pub async fn run_with_admin(
     if let Some(t) = admin_task {
         let _ = t.await;
     }
+    writers.shutdown_background();
     Ok(())
+}
+
+/// The runtime that runs raw-path stream writers, one thread per core.
+///
+/// Kept apart from the runtime that accepts connections and answers API requests so that a
+/// publish never waits in a run queue behind the thousands of writers the previous publish
+/// woke: with one shared runtime, a 10,000-stream burst measured ~80 ms per publish round trip,
+/// all of it queueing (docs/PERFORMANCE.md). The operating system shares the cores between the
+/// two; the writers just cannot starve the API.
+fn writer_runtime() -> io::Result<tokio::runtime::Runtime> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("cb-writer")
+        .enable_all()
+        .build()
 }
 
 /// Accepts on the admin listener until `stop`; each connection is plain hyper, routed by
@@ -235,6 +253,8 @@ async fn connection(
     mut socket: TcpStream,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
+    writers: tokio::runtime::Handle,
+    guard: ConnGuard,
 ) {
     let _ = socket.set_nodelay(true);
     let mut buf = BytesMut::with_capacity(1024);
@@ -245,12 +265,22 @@ async fn connection(
     match sniffed {
         Sniffed::Closed => {}
         Sniffed::StreamHead(len) => {
-            if let Some(batch) = raw_stream(&state, &buf[..len], peer) {
-                drop(buf);
+            if let Some((sub, batch)) = raw_stream(&state, &buf[..len], peer) {
                 let hub = state.hub.clone();
-                let sub = batch.0;
-                drop(state);
-                writer::serve(socket, hub, sub, batch.1).await;
+                // Move the socket to the writer runtime's reactor; this task ends here.
+                match socket.into_std() {
+                    Ok(std_socket) => {
+                        writers.spawn(async move {
+                            if let Ok(socket) = TcpStream::from_std(std_socket) {
+                                writer::serve(socket, hub, sub, batch).await;
+                            } else {
+                                hub.unsubscribe(&sub, crate::hub::CloseReason::ClientGone);
+                            }
+                            drop(guard);
+                        });
+                    }
+                    Err(_) => hub.unsubscribe(&sub, crate::hub::CloseReason::ClientGone),
+                }
             } else {
                 Box::pin(serve_hyper(
                     state,
