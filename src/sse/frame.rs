@@ -7,6 +7,8 @@
 //! The id is not known until the hub's sequencer assigns it, so `event_frame` reserves its 36
 //! bytes and `fill_id` writes them in place inside the sequencer's critical section — the only
 //! per-event work done under that lock is copying those 36 bytes.
+//!
+//! Bench: framing a 101 B event takes 80 ns, a 64 KiB one 2.1 µs (`frame`, docs/PERFORMANCE.md).
 
 use std::sync::Arc;
 
