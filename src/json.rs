@@ -10,7 +10,9 @@
 
 /// Appends `raw` without insignificant whitespace to `out`.
 pub fn minify_into(raw: &[u8], out: &mut Vec<u8>) {
-    // Fast path: compact input (the common case from machine publishers) is copied in one go.
+    // Fast path: input with no whitespace byte at all (also none inside strings) is copied in
+    // one go; anything else takes the state machine below, which copies runs between the
+    // whitespace it drops (~0.75 GB/s here, see benches/frame.rs).
     if !raw
         .iter()
         .any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))

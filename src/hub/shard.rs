@@ -115,6 +115,9 @@ impl ChannelUsers {
 struct Local {
     sub: Arc<Subscriber>,
     channels: Box<[ChannelId]>,
+    /// Index of this stream in `by_channel[channels[i]]`, kept current on every removal so a
+    /// close is O(channels), not a scan of a channel's whole subscriber list.
+    positions: Box<[u32]>,
     expires_at_secs: u64,
     last_ms: u64,
 }
@@ -186,16 +189,24 @@ impl Shard {
                 expires_at_secs,
                 now_ms,
             } => {
-                let slot = self.streams.insert(Local {
+                let slot = self.streams.vacant_key() as u32;
+                let positions = channels
+                    .iter()
+                    .map(|ch| {
+                        let list = self.by_channel.entry(*ch).or_default();
+                        list.push(slot);
+                        (list.len() - 1) as u32
+                    })
+                    .collect();
+                let inserted = self.streams.insert(Local {
                     sub: sub.clone(),
-                    channels: channels.clone(),
+                    channels,
+                    positions,
                     expires_at_secs,
                     last_ms: now_ms,
-                }) as u32;
+                });
+                debug_assert_eq!(inserted as u32, slot);
                 sub.slot.store(slot, Ordering::Release);
-                for ch in channels.iter() {
-                    self.by_channel.entry(*ch).or_default().push(slot);
-                }
                 self.publish_stats();
             }
             ShardMsg::Remove(sub) => {
@@ -348,14 +359,21 @@ impl Shard {
     /// Drops a stream from this shard's tables and from the channel table's counts.
     fn remove(&mut self, slot: u32) {
         let local = self.streams.remove(slot as usize);
-        for ch in local.channels.iter() {
-            if let Some(list) = self.by_channel.get_mut(ch) {
-                if let Some(i) = list.iter().position(|s| *s == slot) {
-                    list.swap_remove(i);
+        for (ch, &pos) in local.channels.iter().zip(local.positions.iter()) {
+            let Some(list) = self.by_channel.get_mut(ch) else {
+                continue;
+            };
+            debug_assert_eq!(list[pos as usize], slot);
+            list.swap_remove(pos as usize);
+            if let Some(&moved) = list.get(pos as usize) {
+                // The last entry moved into `pos`: tell its stream where it now is.
+                let m = &mut self.streams[moved as usize];
+                if let Some(j) = m.channels.iter().position(|c| c == ch) {
+                    m.positions[j] = pos;
                 }
-                if list.is_empty() {
-                    self.by_channel.remove(ch);
-                }
+            }
+            if list.is_empty() {
+                self.by_channel.remove(ch);
             }
         }
         for name in local.sub.info.channels.iter() {
