@@ -262,47 +262,31 @@ async fn connection(
         Ok(Ok(s)) => s,
         _ => return,
     };
-    match sniffed {
-        Sniffed::Closed => {}
-        Sniffed::StreamHead(len) => {
-            if let Some((sub, batch)) = raw_stream(&state, &buf[..len], peer) {
-                let hub = state.hub.clone();
-                // Move the socket to the writer runtime's reactor; this task ends here.
-                match socket.into_std() {
-                    Ok(std_socket) => {
-                        writers.spawn(async move {
-                            if let Ok(socket) = TcpStream::from_std(std_socket) {
-                                writer::serve(socket, hub, sub, batch).await;
-                            } else {
-                                hub.unsubscribe(&sub, crate::hub::CloseReason::ClientGone);
-                            }
-                            drop(guard);
-                        });
-                    }
-                    Err(_) => hub.unsubscribe(&sub, crate::hub::CloseReason::ClientGone),
+    if let Sniffed::Closed = sniffed {
+        return;
+    }
+    if let Sniffed::StreamHead(len) = sniffed {
+        if let Some((sub, batch)) = raw_stream(&state, &buf[..len], peer) {
+            let hub = state.hub.clone();
+            // Move the socket to the writer runtime's reactor; this task ends here.
+            match socket.into_std() {
+                Ok(std_socket) => {
+                    writers.spawn(async move {
+                        match TcpStream::from_std(std_socket) {
+                            Ok(socket) => writer::serve(socket, hub, sub, batch).await,
+                            Err(_) => hub.unsubscribe(&sub, crate::hub::CloseReason::ClientGone),
+                        }
+                        drop(guard);
+                    });
                 }
-            } else {
-                Box::pin(serve_hyper(
-                    state,
-                    Rewind::new(buf.freeze(), socket),
-                    peer,
-                    stop,
-                    Role::Main,
-                ))
-                .await;
+                Err(_) => hub.unsubscribe(&sub, crate::hub::CloseReason::ClientGone),
             }
-        }
-        Sniffed::Other => {
-            Box::pin(serve_hyper(
-                state,
-                Rewind::new(buf.freeze(), socket),
-                peer,
-                stop,
-                Role::Main,
-            ))
-            .await
+            return;
         }
     }
+    // Everything else, including stream requests that failed a check (hyper answers the error).
+    let io = Rewind::new(buf.freeze(), socket);
+    Box::pin(serve_hyper(state, io, peer, stop, Role::Main)).await;
 }
 
 /// Reads just enough to choose a path.
