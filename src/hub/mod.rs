@@ -60,6 +60,8 @@ pub struct Shared {
     pub heartbeat_ms: u64,
     pub metrics: Arc<Metrics>,
     pub shard_stats: Box<[ShardStats]>,
+    /// Bytes charged for retained events across all table parts (the `replay_max_bytes` cap).
+    pub retained_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// The sequencer: global publish order.
@@ -133,6 +135,7 @@ impl Hub {
             heartbeat_ms: config.heartbeat_interval_secs * 1000,
             metrics,
             shard_stats: (0..n).map(|_| ShardStats::default()).collect(),
+            retained_bytes: std::sync::atomic::AtomicUsize::new(0),
         });
         let mut senders = Vec::with_capacity(n);
         for i in 0..n {
@@ -152,7 +155,7 @@ impl Hub {
                 retention: Retention {
                     capacity: config.replay_capacity,
                     max_age_ms: config.replay_max_age_secs * 1000,
-                    max_bytes: config.replay_max_bytes / TABLE_SHARDS,
+                    max_bytes: config.replay_max_bytes,
                 },
                 next_stream: AtomicU64::new(1),
                 next_channel: AtomicU64::new(1),
@@ -219,8 +222,9 @@ impl Hub {
                         frame,
                         at_ms: now_ms,
                     },
+                    &inner.shared.retained_bytes,
                 );
-                part.evict(now_ms, inner.retention);
+                part.evict(now_ms, inner.retention, &inner.shared.retained_bytes);
             }
             (id, ack.map(|(_, rx)| rx))
         };
@@ -457,7 +461,8 @@ impl Hub {
     pub fn evict_expired(&self) {
         let now = unix_ms();
         for part in self.inner.shared.tables.iter() {
-            part.lock().evict(now, self.inner.retention);
+            part.lock()
+                .evict(now, self.inner.retention, &self.inner.shared.retained_bytes);
         }
     }
 

@@ -12,6 +12,7 @@
 //! is still counted until its FIFO entry leaves), so the cap is an upper bound on what rings hold.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::id::EventId;
@@ -102,8 +103,9 @@ impl TablePart {
         self.channels.get_mut(name).expect("just inserted")
     }
 
-    /// Appends a published event to `name`'s ring and charges it to this part.
-    pub fn retain(&mut self, name: &Arc<str>, ev: Retained) {
+    /// Appends a published event to `name`'s ring and charges it to this part and to `total`
+    /// (all parts together).
+    pub fn retain(&mut self, name: &Arc<str>, ev: Retained, total: &AtomicUsize) {
         let cost = ev.frame.len() + RETAINED_OVERHEAD_BYTES;
         let (id, at_ms) = (ev.id, ev.at_ms);
         if let Some(ch) = self.channels.get_mut(name) {
@@ -115,18 +117,23 @@ impl TablePart {
                 cost,
             });
             self.bytes += cost;
+            total.fetch_add(cost, Ordering::Relaxed);
         }
     }
 
-    /// Drops events older than the age limit and, oldest first, whatever exceeds the byte cap.
-    pub fn evict(&mut self, now_ms: u64, r: Retention) {
+    /// Drops events older than the age limit and, oldest first, this part's events while all
+    /// parts together (`total`) exceed the byte cap. The cap is global, so one busy channel may
+    /// use all of it while the others are quiet; the part that is being written to is the one
+    /// that gives memory back.
+    pub fn evict(&mut self, now_ms: u64, r: Retention, total: &AtomicUsize) {
         while let Some(front) = self.fifo.front() {
             let too_old = front.at_ms + r.max_age_ms <= now_ms;
-            if !too_old && self.bytes <= r.max_bytes {
+            if !too_old && total.load(Ordering::Relaxed) <= r.max_bytes {
                 break;
             }
             let f = self.fifo.pop_front().expect("front exists");
             self.bytes -= f.cost;
+            total.fetch_sub(f.cost, Ordering::Relaxed);
             if let Some(ch) = self.channels.get_mut(&f.channel) {
                 ch.ring.evict_if_oldest(f.id);
                 if ch.ring.is_empty() && ch.subs.is_empty() {
@@ -190,16 +197,17 @@ mod tests {
     #[test]
     fn age_eviction_removes_idle_channels_and_raises_the_watermark() {
         let mut t = TablePart::default();
+        let total = AtomicUsize::new(0);
         let r = Retention {
             capacity: 10,
             max_age_ms: 1000,
             max_bytes: 1 << 20,
         };
         let name: Arc<str> = t.entry("a", 10, || 1).name.clone();
-        t.retain(&name, ev(5, 0));
-        t.evict(999, r);
+        t.retain(&name, ev(5, 0), &total);
+        t.evict(999, r, &total);
         assert_eq!(t.retained_events(), 1);
-        t.evict(1000, r);
+        t.evict(1000, r, &total);
         assert!(t.channels.is_empty());
         // Recreated entry knows id 5 was dropped.
         let ch = t.entry("a", 10, || 2);
@@ -209,6 +217,7 @@ mod tests {
     #[test]
     fn byte_cap_evicts_oldest_first_and_keeps_subscribed_channels() {
         let mut t = TablePart::default();
+        let total = AtomicUsize::new(0);
         let r = Retention {
             capacity: 10,
             max_age_ms: u64::MAX / 2,
@@ -217,9 +226,9 @@ mod tests {
         let a: Arc<str> = t.entry("a", 10, || 1).name.clone();
         t.count_sub("a", 0, 1);
         for i in 1..=3 {
-            t.retain(&a, ev(i, 0));
+            t.retain(&a, ev(i, 0), &total);
         }
-        t.evict(0, r);
+        t.evict(0, r, &total);
         assert_eq!(t.retained_events(), 2);
         assert_eq!(t.channels["a"].ring.oldest().unwrap().id, EventId(2));
         t.count_sub("a", 0, -1);
