@@ -48,7 +48,7 @@ fn main() -> std::process::ExitCode {
         let listener = match castbrick_push::server::bind(config.listen) {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("castbrick-push: cannot listen on {}: {e}", config.listen);
+                eprintln!("castbrick-push: cannot listen on {}: {e} (choose another address with --listen or CASTBRICK_LISTEN)", config.listen);
                 return std::process::ExitCode::from(1);
             }
         };

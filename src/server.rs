@@ -315,7 +315,13 @@ async fn sniff(socket: &mut TcpStream, buf: &mut BytesMut) -> io::Result<Sniffed
 }
 
 fn find_head_end(b: &[u8]) -> Option<usize> {
-    b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+    // CRLF per the RFC; bare LF line ends are accepted too, as httparse and hyper accept them.
+    let crlf = b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+    let lf = b.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Parses and checks a raw stream request; `Some((subscriber, head + preamble))` if it can be
@@ -386,6 +392,8 @@ async fn serve_hyper(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
+        // A client that half-closes after its request (`printf … | nc -N`) still gets an answer.
+        .half_close(true)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let conn = builder.serve_connection(TokioIo::new(io), svc);

@@ -16,6 +16,9 @@ use crate::config::DEFAULT_TOKEN_TTL_SECS;
 use crate::error::ApiError;
 use crate::{json, names};
 
+/// Longest time a request body may take to arrive once its head is in.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Checks the API key, the content type and the size, and returns the body.
 async fn authorized_json_body(state: &AppState, req: Request<Incoming>) -> Result<Bytes, ApiError> {
     super::require_api_key(state, &req)?;
@@ -35,7 +38,13 @@ async fn authorized_json_body(state: &AppState, req: Request<Incoming>) -> Resul
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    match Limited::new(req.into_body(), limit).collect().await {
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), limit).collect());
+    let Ok(read) = read.await else {
+        return Err(ApiError::BodyTimeout {
+            secs: BODY_TIMEOUT.as_secs(),
+        });
+    };
+    match read {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::PayloadTooLarge { limit })
