@@ -143,14 +143,7 @@ pub fn get<B>(
                 state.metrics.token_rejected(*t);
             }
             let mut resp = super::error_response(&e);
-            if let Ok(Some(o)) = cors_origin(state, head.origin) {
-                if let Ok(v) = HeaderValue::from_str(&o) {
-                    resp.headers_mut()
-                        .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-                    resp.headers_mut()
-                        .insert(header::VARY, HeaderValue::from_static("origin"));
-                }
-            }
+            allow_origin(&mut resp, cors_origin(state, head.origin).ok().flatten());
             return Ok(resp);
         }
     };
@@ -162,15 +155,19 @@ pub fn get<B>(
     for (k, v) in SSE_HEADERS {
         resp.headers_mut().insert(k, HeaderValue::from_static(v));
     }
-    if let Some(o) = opened.allow_origin {
-        if let Ok(v) = HeaderValue::from_str(&o) {
-            resp.headers_mut()
-                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-            resp.headers_mut()
-                .insert(header::VARY, HeaderValue::from_static("origin"));
-        }
-    }
+    allow_origin(&mut resp, opened.allow_origin);
     Ok(resp)
+}
+
+/// Adds `Access-Control-Allow-Origin` (and `Vary: origin`) when the request came from an
+/// allowed browser origin.
+fn allow_origin(resp: &mut Response<Body>, origin: Option<String>) {
+    if let Some(v) = origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
+        resp.headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        resp.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("origin"));
+    }
 }
 
 /// CORS preflight. Never needs credentials (browsers send none on a preflight).
@@ -178,11 +175,8 @@ pub fn preflight<B>(state: &AppState, req: &Request<B>) -> Result<Response<Body>
     let allow = cors_origin(state, header_str(req, header::ORIGIN))?;
     let mut resp = Response::new(super::full(Bytes::new()));
     *resp.status_mut() = StatusCode::NO_CONTENT;
+    allow_origin(&mut resp, allow);
     let h = resp.headers_mut();
-    if let Some(o) = allow.and_then(|o| HeaderValue::from_str(&o).ok()) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
-        h.insert(header::VARY, HeaderValue::from_static("origin"));
-    }
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("GET, HEAD, OPTIONS"),
